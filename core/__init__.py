@@ -1,0 +1,1 @@
+"""Creator Workspace core: the one door (`Studio`) and everything it stands on."""

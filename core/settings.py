@@ -1,0 +1,57 @@
+"""All configuration in one place, read from the environment and `.env`; defaults need nothing."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Creator Workspace settings. Every field has a default that works on a fresh machine."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    creator_home: Path = Field(default=Path("~/.creator"), alias="CREATOR_HOME")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    storage_dir: Path | None = Field(default=None, alias="CREATOR_STORAGE_DIR")
+    workspace_host: str = Field(default="127.0.0.1", alias="CREATOR_WORKSPACE_HOST")
+    workspace_port: int = Field(default=7860, alias="CREATOR_WORKSPACE_PORT")
+    analytics_host: str = Field(default="127.0.0.1", alias="CREATOR_ANALYTICS_HOST")
+    analytics_port: int = Field(default=8501, alias="CREATOR_ANALYTICS_PORT")
+    # What an hour of local GPU time costs the operator (power, hardware), so local and hosted
+    # runs can be compared in one currency. Overridable per model in the price catalog.
+    local_gpu_hourly_usd: str = Field(default="0.60", alias="CREATOR_LOCAL_GPU_HOURLY_USD")
+    # A model with no price in force is refused unless the operator allows it explicitly.
+    allow_unpriced_models: bool = Field(default=False, alias="CREATOR_ALLOW_UNPRICED_MODELS")
+
+    @cached_property
+    def home(self) -> Path:
+        """The data directory, expanded and created."""
+        path = self.creator_home.expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def resolved_database_url(self) -> str:
+        """`DATABASE_URL`, or an SQLite file in the data directory."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{self.home / 'creator.db'}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        """Where blobs (images, audio) are kept on local disk."""
+        path = (self.storage_dir or self.home / "blobs").expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def normalize_database_url(url: str) -> str:
+    """Make a Supabase/Heroku-style `postgres://` URL use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,161 @@
+"""The tables. Money is BIGINT micro-USD, time is timezone-aware UTC, tenant rows carry org_id."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+def new_id() -> str:
+    """A fresh random id (32 hex characters), the same on every database."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def _id() -> Column:
+    return Column("id", String(32), primary_key=True, default=new_id)
+
+
+def _created() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+organizations = Table(
+    "organizations",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("billing_mode", String(20), nullable=False, default="byok"),
+    _created(),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("display_name", String(200), nullable=False, default=""),
+    _created(),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(20), nullable=False),
+    _created(),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_by", String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    _created(),
+    UniqueConstraint("org_id", "name", name="uq_projects_org_id_name"),
+)
+
+# Models an operator made available (a Hub id, a local folder or a vendor model id), by our name.
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("provider", String(100), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("task", String(40), nullable=False),
+    _created(),
+)
+
+generations = Table(
+    "generations",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("provider", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("modality", String(20), nullable=False),
+    Column("task", String(40), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("negative_prompt", Text, nullable=False, default=""),
+    Column("parameters", JSON, nullable=False, default=dict),
+    Column("seed", BigInteger, nullable=True),
+    Column("estimated_cost_micros", BigInteger, nullable=True),
+    Column("actual_cost_micros", BigInteger, nullable=True),
+    # True when no price was in force: such a generation is counted apart, never as $0.
+    Column("unpriced", Boolean, nullable=False, default=False),
+    Column("usage", JSON, nullable=True),
+    _created(),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    Column("error_code", String(40), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_generations_org_created", "org_id", "created_at"),
+    Index("ix_generations_project_created", "project_id", "created_at"),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "generation_id",
+        String(32),
+        ForeignKey("generations.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("parent_asset_id", String(32), ForeignKey("assets.id", ondelete="SET NULL"), nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("storage_key", Text, nullable=False),
+    Column("mime", String(100), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("favorite", Boolean, nullable=False, default=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    _created(),
+    Index("ix_assets_project_created", "project_id", "created_at"),
+    Index("ix_assets_generation", "generation_id"),
+)
