@@ -1,0 +1,1 @@
+"""Built-in providers: one module per provider family, registered through entry points."""
