@@ -129,17 +129,52 @@ def models_build_tiny(path: Path) -> None:
 def models_add(
     id_or_path: str,
     name: Annotated[str | None, typer.Option(help="Name to show in the workspace.")] = None,
-    provider: Annotated[str, typer.Option(help="Provider that runs it.")] = "diffusers",
+    provider: Annotated[
+        str, typer.Option(help="Provider that runs it (see `creator models providers`).")
+    ] = "diffusers",
+    task: Annotated[
+        str | None, typer.Option(help="What to use it for, e.g. image-to-image (default: its natural task).")
+    ] = None,
+    fallback: Annotated[
+        list[str] | None, typer.Option("--fallback", help="Model to try when this one fails (repeatable).")
+    ] = None,
 ) -> None:
-    """Make a Hugging Face Hub id or a local model folder available in the workspace."""
-    info = _studio().add_model(id_or_path, name=name, provider=provider)
+    """Make a Hub id, a local model folder or a vendor model id available in the workspace."""
+    info = _studio().add_model(id_or_path, name=name, provider=provider, task=task, fallbacks=fallback)
     typer.echo(f"Added {info.ref.name} ({info.ref.task}, {info.ref.provider}): {info.price_text}")
+
+
+@models_app.command("providers")
+def models_providers() -> None:
+    """Installed providers: local ones run on this machine, hosted ones need a key."""
+    studio = _studio()
+    for name in studio.registry.names():
+        try:
+            kind = "local" if studio.registry.get(name).local else "hosted"
+        except Exception as exc:  # a broken third-party plugin must not hide the others
+            kind = f"unavailable ({error_line(exc)})"
+        typer.echo(f"{name}\t{kind}")
+
+
+@models_app.command("fallbacks")
+def models_fallbacks(
+    name: str,
+    others: Annotated[list[str] | None, typer.Argument(help="Models to try, in order.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove every fallback.")] = False,
+) -> None:
+    """Show, set or clear the models tried when NAME fails with a retryable error."""
+    studio = _studio()
+    if others or clear:
+        studio.set_fallbacks(name, list(others or []))
+    chain = studio.fallbacks(name)
+    typer.echo(f"{name} falls back to: {', '.join(chain)}" if chain else f"{name} has no fallbacks.")
 
 
 @models_app.command("list")
 def models_list() -> None:
     """Models available, with what they make and the price in force."""
-    infos = _studio().models()
+    studio = _studio()
+    infos = studio.models()
     if not infos:
         typer.echo("No models yet. Add one with `creator models add ID_OR_PATH`.")
         return

@@ -14,7 +14,13 @@ one place (`core.messages`); the REST API maps them to status codes in one place
     ├── InsufficientCredits     the credit balance is too low
     ├── RateLimited             too many requests; `retry_after` seconds
     ├── Canceled                the user canceled the work
-    └── ProviderError           the model or vendor failed; `retryable` says if another may succeed
+    └── ProviderError           the model or vendor failed (`retryable`: try again; `fallback`: try another)
+        ├── ProviderAuthFailed  the vendor refused the key (another provider may serve)
+        ├── ProviderRateLimited the vendor's rate limit or quota; `retry_after` seconds
+        ├── ProviderTimeout     no answer in time
+        ├── ProviderUnavailable the vendor is down (5xx) or unreachable
+        ├── ProviderBadRequest  the vendor rejected the request itself (no other provider will help)
+        ├── ContentRefused      the vendor's safety system refused the prompt (never retried elsewhere)
         └── ModelUnavailable    the model is not on this machine and cannot be fetched now
 """
 
@@ -72,23 +78,69 @@ class Canceled(CreatorError):
 
 
 class ProviderError(CreatorError):
-    """A provider failed. `retryable` is True when another attempt or provider may succeed."""
+    """A provider failed.
+
+    `retryable`: the same provider may succeed if asked again (after `retry_after` seconds).
+    `fallback`: another provider able to serve the request may succeed (defaults to `retryable`).
+    `status` is the vendor's HTTP status when there was one. Messages never hold keys.
+    """
 
     code = "provider_error"
+    default_retryable = False
+    default_fallback: bool | None = None
 
     def __init__(
         self,
         message: str,
         *,
-        retryable: bool = False,
+        retryable: bool | None = None,
+        fallback: bool | None = None,
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = self.default_retryable if retryable is None else retryable
+        if fallback is None:
+            fallback = self.default_fallback if self.default_fallback is not None else self.retryable
+        self.fallback = fallback
         self.status = status
         self.retry_after = retry_after
 
 
+class ProviderAuthFailed(ProviderError):
+    code = "provider_auth_failed"
+    default_retryable = False
+    default_fallback = True
+
+
+class ProviderRateLimited(ProviderError):
+    code = "provider_rate_limited"
+    default_retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    code = "provider_timeout"
+    default_retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+    default_retryable = True
+
+
+class ProviderBadRequest(ProviderError):
+    code = "provider_bad_request"
+    default_retryable = False
+    default_fallback = False
+
+
+class ContentRefused(ProviderError):
+    code = "content_refused"
+    default_retryable = False
+    default_fallback = False
+
+
 class ModelUnavailable(ProviderError):
     code = "model_unavailable"
+    default_retryable = False
+    default_fallback = True

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from core.accounts import Principal
 from core.errors import NotFound
 from core.types import GenerationStatus, ModelRef, Usage
-from db.schema import assets, generations, new_id, utcnow
+from db.schema import assets, attempts, generations, new_id, utcnow
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def start_generation(
     seed: int | None,
     estimate: int | None,
     unpriced: bool,
+    requested_model: str | None = None,
 ) -> str:
     """Record a generation as running and return its id."""
     generation_id = new_id()
@@ -72,6 +73,7 @@ def start_generation(
             status=GenerationStatus.RUNNING,
             provider=model.provider,
             model=model.name,
+            requested_model=requested_model or model.name,
             modality=str(model.task.modality),
             task=str(model.task),
             prompt=prompt,
@@ -88,9 +90,24 @@ def start_generation(
 
 
 def finish_generation(
-    conn: Connection, generation_id: str, *, seed: int | None, usage: Usage, cost: int | None
+    conn: Connection,
+    generation_id: str,
+    *,
+    seed: int | None,
+    usage: Usage,
+    cost: int | None,
+    served_by: ModelRef | None = None,
+    params: dict[str, Any] | None = None,
+    unpriced: bool | None = None,
 ) -> None:
-    """Mark a generation succeeded with its actual cost and usage."""
+    """Mark a generation succeeded with its actual cost and usage, and the model that served it."""
+    values: dict[str, Any] = {}
+    if served_by is not None:
+        values.update(provider=served_by.provider, model=served_by.name)
+    if params is not None:
+        values["parameters"] = params
+    if unpriced is not None:
+        values["unpriced"] = unpriced
     _finish(
         conn,
         generation_id,
@@ -98,6 +115,26 @@ def finish_generation(
         seed=seed,
         usage=asdict(usage),
         actual_cost_micros=cost,
+        **values,
+    )
+
+
+def record_attempt(conn: Connection, principal: Principal, generation_id: str, record: Any) -> None:
+    """Store one router attempt (a core.router.AttemptRecord) of a generation."""
+    conn.execute(
+        insert(attempts).values(
+            id=new_id(),
+            org_id=principal.org_id,
+            generation_id=generation_id,
+            provider=record.provider,
+            model=record.model,
+            number=record.number,
+            started_at=record.started_at,
+            latency_ms=record.latency_ms,
+            outcome=record.outcome,
+            error_code=record.error_code,
+            http_status=record.http_status,
+        )
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core.errors import NotFound
-from core.types import CancelToken, ModelRef, ModelSpec, ProgressCallback, ProviderRequest
+from core.types import CancelToken, Credentials, ModelRef, ModelSpec, ProgressCallback, ProviderRequest, Task
 from core.types import ProviderResult as ProviderResult
 
 ENTRY_POINT_GROUP = "creator.providers"
@@ -23,15 +23,16 @@ class Provider(Protocol):
     """A family of models that can make media. One module per provider implements this."""
 
     name: str
-    #: True when the provider runs on this machine (GPU time is the cost), False for hosted APIs.
+    #: True when the provider runs on this machine (GPU time is the cost), False for hosted APIs,
+    #: which are only called with `ProviderRequest.credentials` set.
     local: bool
 
     def describe(self, model: ModelRef) -> ModelSpec:
         """What the model does and which parameters it takes (without loading it)."""
         ...
 
-    def resolve(self, source: str) -> ModelRef:
-        """Check that a Hub id, folder or vendor id can be served and say what task it does."""
+    def resolve(self, source: str, task: Task | None = None) -> ModelRef:
+        """Check that a Hub id, folder or vendor id can serve `task` (or its natural task)."""
         ...
 
     def generate(
@@ -47,6 +48,15 @@ class TinyModelBuilder(Protocol):
 
     def build_tiny(self, path: Path) -> str:
         """Write the model into `path` and return the source string to register it with."""
+        ...
+
+
+@runtime_checkable
+class KeyChecker(Protocol):
+    """Optional: a hosted provider that can test a key with its cheapest call."""
+
+    def check_key(self, credentials: Credentials) -> None:
+        """Return if the key works; raise ProviderAuthFailed (or another ProviderError) if not."""
         ...
 
 

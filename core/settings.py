@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,22 @@ class Settings(BaseSettings):
     local_gpu_hourly_usd: str = Field(default="0.60", alias="CREATOR_LOCAL_GPU_HOURLY_USD")
     # A model with no price in force is refused unless the operator allows it explicitly.
     allow_unpriced_models: bool = Field(default=False, alias="CREATOR_ALLOW_UNPRICED_MODELS")
+    # The operator's own vendor keys, by provider, as JSON: {"openai": "sk-…"} or a list of keys.
+    provider_keys: dict[str, list[SecretStr]] = Field(default_factory=dict, alias="CREATOR_PROVIDER_KEYS")
+    # Another endpoint for a provider (a proxy, a self-hosted gateway), as JSON by provider.
+    provider_base_urls: dict[str, str] = Field(default_factory=dict, alias="CREATOR_PROVIDER_BASE_URLS")
+    # The router: attempts per provider on retryable errors, and the circuit breaker.
+    retry_attempts: int = Field(default=2, ge=1, le=5, alias="CREATOR_RETRY_ATTEMPTS")
+    retry_max_wait_s: float = Field(default=10.0, ge=0, le=120, alias="CREATOR_RETRY_MAX_WAIT_S")
+    breaker_failures: int = Field(default=3, ge=1, le=100, alias="CREATOR_BREAKER_FAILURES")
+    breaker_cooldown_s: float = Field(default=30.0, ge=0, le=3600, alias="CREATOR_BREAKER_COOLDOWN_S")
+
+    @field_validator("provider_keys", mode="before")
+    @classmethod
+    def _keys_as_lists(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
 
     @cached_property
     def home(self) -> Path:

@@ -10,10 +10,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import Engine
 
 from core import accounts, analytics, generations, library, model_library, projects
@@ -22,6 +22,8 @@ from core.errors import CreatorError, InvalidInput, ProviderError
 from core.params import validate_params
 from core.pricing import PriceEntry, cost_of, describe_price, prices_in_force
 from core.providers import ProviderRegistry, TinyModelBuilder
+from core.route_planning import estimate_cost, plan_routes
+from core.router import AttemptRecord, CircuitBreaker, Route, Router
 from core.settings import Settings
 from core.types import (
     CancelToken,
@@ -30,13 +32,15 @@ from core.types import (
     ModelSpec,
     ProgressCallback,
     ProviderRequest,
+    ProviderResult,
     Role,
-    Usage,
+    Task,
     no_progress,
 )
 from db.storage import BlobStorage
 
 MAX_SEED = 2**32 - 1
+MAX_INPUT_BYTES = 25_000_000
 
 
 class GenerateInput(BaseModel):
@@ -50,6 +54,18 @@ class GenerateInput(BaseModel):
     negative_prompt: str = Field(default="", max_length=4000)
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    # "model": the chosen model, then its fallbacks; "cheapest"/"fastest": every model of its task.
+    route: Literal["model", "cheapest", "fastest"] = "model"
+    # Files an edit works on, by role ("image", "mask", "audio"); each at most 25 MB.
+    inputs: dict[Literal["image", "mask", "audio"], bytes] = Field(default_factory=dict)
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_fit(cls, value: dict[str, bytes]) -> dict[str, bytes]:
+        for role, data in value.items():
+            if len(data) > MAX_INPUT_BYTES:
+                raise ValueError(f"the {role} file is larger than {MAX_INPUT_BYTES // 1_000_000} MB")
+        return value
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,11 @@ class Studio:
         self.storage = storage
         self.registry = registry
         self.catalog = catalog
+        self.router = Router(
+            CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s),
+            attempts_per_route=settings.retry_attempts,
+            max_wait_s=settings.retry_max_wait_s,
+        )
 
     # --- accounts -------------------------------------------------------------------------
     def create_user(
@@ -124,19 +145,43 @@ class Studio:
             return projects.create_project(conn, principal, name)
 
     # --- models ---------------------------------------------------------------------------
-    def add_model(self, source: str, name: str | None = None, provider: str = "diffusers") -> ModelInfo:
+    def add_model(
+        self,
+        source: str,
+        name: str | None = None,
+        provider: str = "diffusers",
+        task: Task | str | None = None,
+        fallbacks: list[str] | None = None,
+    ) -> ModelInfo:
         """Make a Hub id, local folder or vendor model available under a name."""
         source = (source or "").strip()
         if not source:
-            raise InvalidInput("Say which model to add: a Hub id or a local folder.")
+            raise InvalidInput("Say which model to add: a Hub id, a local folder or a vendor model id.")
         if Path(source).expanduser().exists():
             source = str(Path(source).expanduser().resolve())
-        ref = self.registry.get(provider).resolve(source)
+        try:
+            wanted = Task(task) if task else None
+        except ValueError as exc:
+            raise InvalidInput(
+                f"'{task}' is not a task; use one of {', '.join(t.value for t in Task)}."
+            ) from exc
+        plugin = self.registry.get(provider)
+        ref = plugin.resolve(source, wanted) if wanted else plugin.resolve(source)
         if name:
             ref = ModelRef(model_library.check_model_name(name), ref.provider, ref.source, ref.task)
         with self.engine.begin() as conn:
-            model_library.add_model(conn, ref)
+            model_library.add_model(conn, ref, fallbacks=fallbacks)
         return self.model(ref.name)
+
+    def set_fallbacks(self, name: str, fallbacks: list[str]) -> list[str]:
+        """The models to try, in order, when `name` fails with a retryable error."""
+        with self.engine.begin() as conn:
+            return model_library.set_fallbacks(conn, name, fallbacks)
+
+    def fallbacks(self, name: str) -> list[str]:
+        with self.engine.begin() as conn:
+            model_library.get_model(conn, name)
+            return model_library.get_fallbacks(conn, name)
 
     def models(self) -> list[ModelInfo]:
         """Every model available, with its parameters and the price in force today."""
@@ -152,7 +197,8 @@ class Studio:
     def _model_info(self, ref: ModelRef) -> ModelInfo:
         spec = self.registry.get(ref.provider).describe(ref)
         today = datetime.now(UTC).date()
-        return ModelInfo(ref, spec, prices_in_force(self.catalog, ref.provider, ref.name, today))
+        defaults = {p.name: p.default for p in spec.params}
+        return ModelInfo(ref, spec, prices_in_force(self.catalog, ref.provider, ref.name, today, defaults))
 
     def build_tiny_model(self, path: Path, provider: str = "diffusers") -> str:
         """Write a tiny random-weight model for demos and tests; returns its source."""
@@ -162,23 +208,14 @@ class Studio:
         return builder.build_tiny(Path(path).expanduser())
 
     # --- generation -----------------------------------------------------------------------
-    def estimate(self, model: str, params: dict[str, Any]) -> int | None:
+    def estimate(self, model: str, params: dict[str, Any], prompt: str = "") -> int | None:
         """The expected cost in micro-USD of running `model` with `params`; None if unknown."""
         info = self.model(model)
         checked = validate_params(info.spec, params)
-        return self._estimate(info, checked)
-
-    def _estimate(self, info: ModelInfo, params: dict[str, Any]) -> int | None:
-        if not info.prices:
-            return None
-        if any(p.unit == "gpu_hour" for p in info.prices):
-            with self.engine.begin() as conn:
-                per_step = generations.recent_gpu_seconds_per_step(conn, info.ref.name)
-            if per_step is None:
-                return None
-            steps = float(params.get("steps", 1) or 1)
-            return cost_of(info.prices, Usage(gpu_seconds=per_step * steps, images=1))
-        return cost_of(info.prices, Usage(images=1))
+        today = datetime.now(UTC).date()
+        prices = prices_in_force(self.catalog, info.ref.provider, info.ref.name, today, checked)
+        with self.engine.begin() as conn:
+            return estimate_cost(conn, info.ref, prices, checked, prompt)
 
     def generate(
         self,
@@ -188,62 +225,89 @@ class Studio:
         progress: ProgressCallback = no_progress,
         cancel: CancelToken | None = None,
     ) -> generations.GenerationInfo:
-        """Validate, authorize, price, run, store and record one generation."""
+        """Validate, authorize, price, route (with retries and fallback), store and record."""
         req = _checked(request)
         principal.require(Role.CREATOR, "generate")
         cancel = cancel or CancelToken()
         with self.engine.begin() as conn:
             project = projects.find_project(conn, principal, req.project)
-        info = self.model(req.model)
-        params = validate_params(info.spec, req.params)
-        unpriced = not info.prices
-        if unpriced and not self.settings.allow_unpriced_models:
-            raise InvalidInput(
-                f"No price is in force for {info.ref.name}; an operator must add one to the "
-                "price catalog (or allow unpriced models) before it can be used."
+        chosen = self.model(req.model)
+        params = validate_params(chosen.spec, req.params)
+        with self.engine.begin() as conn:
+            routes = plan_routes(
+                conn, self.registry, self.catalog, self.settings, chosen.ref, params, req.prompt, req.route
             )
-        estimate = self._estimate(info, params)
+        first = routes[0]
         seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
         with self.engine.begin() as conn:
             generation_id = generations.start_generation(
                 conn,
                 principal,
                 project.id,
-                info.ref,
+                first.model,
                 req.prompt,
                 req.negative_prompt,
-                params,
+                first.params,
                 seed,
-                estimate,
-                unpriced,
+                first.estimate,
+                not first.prices,
+                requested_model=chosen.ref.name,
             )
-        provider = self.registry.get(info.ref.provider)
-        call = ProviderRequest(info.ref, req.prompt, params, seed, req.negative_prompt)
+
+        def call(route: Route) -> ProviderResult:
+            provider = self.registry.get(route.model.provider)
+            ask = ProviderRequest(
+                route.model,
+                req.prompt,
+                route.params,
+                seed,
+                req.negative_prompt,
+                dict(req.inputs),
+                route.credentials,
+            )
+            try:
+                return provider.generate(ask, progress=progress, cancel=cancel)
+            except CreatorError:
+                raise
+            except Exception as exc:  # a provider bug must not escape as a traceback
+                raise ProviderError(
+                    f"{route.model.provider} failed unexpectedly ({type(exc).__name__})."
+                ) from exc
+
+        def on_attempt(record: AttemptRecord) -> None:
+            with self.engine.begin() as conn:
+                generations.record_attempt(conn, principal, generation_id, record)
+
         try:
-            result = provider.generate(call, progress=progress, cancel=cancel)
+            route, result = self.router.run(routes, call, on_attempt, cancel)
         except CreatorError as exc:
             self._record_failure(generation_id, exc)
             raise
-        except Exception as exc:
-            error = ProviderError(f"{info.ref.provider} failed unexpectedly ({type(exc).__name__}).")
-            self._record_failure(generation_id, error)
-            raise error from exc
+        used_seed = result.seed if result.seed is not None else seed
         recipe = {
             "generation_id": generation_id,
-            "provider": info.ref.provider,
-            "model": info.ref.name,
-            "task": str(info.ref.task),
+            "provider": route.model.provider,
+            "model": route.model.name,
+            "task": str(route.model.task),
             "prompt": req.prompt,
             "negative_prompt": req.negative_prompt,
-            "params": params,
-            "seed": result.seed or seed,
+            "params": route.params,
+            "seed": used_seed,
         }
-        cost = cost_of(info.prices, result.usage)
+        unpriced = not route.prices
+        cost = cost_of(route.prices, result.usage)
         with self.engine.begin() as conn:
             for output in result.outputs:
                 library.store_output(conn, self.storage, principal, project.id, generation_id, output, recipe)
             generations.finish_generation(
-                conn, generation_id, seed=result.seed or seed, usage=result.usage, cost=cost
+                conn,
+                generation_id,
+                seed=used_seed,
+                usage=result.usage,
+                cost=cost,
+                served_by=route.model,
+                params=route.params,
+                unpriced=unpriced,
             )
             return generations.get_generation(conn, principal, generation_id)
 

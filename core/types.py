@@ -103,14 +103,37 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """A vendor key (and optionally another endpoint) handed to a hosted provider for one call.
+
+    Providers never read keys from the environment; the core passes them here. The key never
+    appears in a repr, so it cannot slip into a log line or an error message by accident.
+    """
+
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+
+    @property
+    def masked(self) -> str:
+        """The key as people may see it: its last four characters."""
+        return "…" + self.api_key[-4:] if len(self.api_key) > 8 else "…"
+
+
+@dataclass(frozen=True)
 class ProviderRequest:
-    """What a provider is asked to make. Parameters are already validated against the ModelSpec."""
+    """What a provider is asked to make. Parameters are already validated against the ModelSpec.
+
+    `inputs` holds the files an edit works on, by role: "image" (PNG bytes), "mask" (PNG, white
+    where to repaint), "audio" (WAV bytes). `credentials` is set for hosted providers only.
+    """
 
     model: ModelRef
     prompt: str
     params: dict[str, Any]
     seed: int | None
     negative_prompt: str = ""
+    inputs: dict[str, bytes] = field(default_factory=dict)
+    credentials: Credentials | None = None
 
 
 @dataclass

@@ -98,6 +98,8 @@ models = Table(
     Column("provider", String(100), nullable=False),
     Column("source", Text, nullable=False),
     Column("task", String(40), nullable=False),
+    # Other models (by our name) to try, in order, when this one fails with a retryable error.
+    Column("fallbacks", JSON, nullable=False, default=list),
     _created(),
 )
 
@@ -111,6 +113,8 @@ generations = Table(
     Column("status", String(20), nullable=False),
     Column("provider", String(100), nullable=False),
     Column("model", String(200), nullable=False),
+    # The model the creator asked for; `model` is the one that served (they differ after a fallback).
+    Column("requested_model", String(200), nullable=True),
     Column("modality", String(20), nullable=False),
     Column("task", String(40), nullable=False),
     Column("prompt", Text, nullable=False),
@@ -158,4 +162,24 @@ assets = Table(
     _created(),
     Index("ix_assets_project_created", "project_id", "created_at"),
     Index("ix_assets_generation", "generation_id"),
+)
+
+# Every call the router made to a provider, for health, latency and fallback analytics.
+attempts = Table(
+    "attempts",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("generation_id", String(32), ForeignKey("generations.id", ondelete="CASCADE"), nullable=True),
+    Column("provider", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("latency_ms", Integer, nullable=False),
+    # succeeded, failed, canceled, or skipped (circuit open)
+    Column("outcome", String(20), nullable=False),
+    Column("error_code", String(40), nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Index("ix_attempts_org_started", "org_id", "started_at"),
+    Index("ix_attempts_provider_model_started", "provider", "model", "started_at"),
 )

@@ -21,7 +21,9 @@ def provider() -> InstantProvider:
 
 @pytest.fixture
 def studio(database_url: str, tmp_path: Path, provider: InstantProvider) -> Iterator[Studio]:
-    settings = Settings(CREATOR_HOME=str(tmp_path / "home"), DATABASE_URL=database_url)
+    settings = Settings(
+        CREATOR_HOME=str(tmp_path / "home"), DATABASE_URL=database_url, CREATOR_RETRY_MAX_WAIT_S=0
+    )
     studio = build_studio(settings, registry=ProviderRegistry({"diffusers": lambda: provider}))
     studio.add_model("stabilityai/sd-turbo", name="turbo")
     yield studio

@@ -33,14 +33,23 @@ class InstantProvider:
     name = "diffusers"
     local = True
 
-    def __init__(self, gpu_seconds: float = 2.0, fail_with: Exception | None = None) -> None:
+    def __init__(
+        self,
+        gpu_seconds: float = 2.0,
+        fail_with: Exception | None = None,
+        name: str = "diffusers",
+        local: bool = True,
+    ) -> None:
         self.gpu_seconds = gpu_seconds
         self.fail_with = fail_with
+        self.name = name
+        self.local = local
         self.calls = 0
+        self.requests: list[ProviderRequest] = []
         self._lock = threading.Lock()
 
-    def resolve(self, source: str) -> ModelRef:
-        return ModelRef(source.rsplit("/", 1)[-1], self.name, source, Task.TEXT_TO_IMAGE)
+    def resolve(self, source: str, task: Task | None = None) -> ModelRef:
+        return ModelRef(source.rsplit("/", 1)[-1], self.name, source, task or Task.TEXT_TO_IMAGE)
 
     def describe(self, model: ModelRef) -> ModelSpec:
         return ModelSpec(
@@ -56,6 +65,7 @@ class InstantProvider:
     ) -> ProviderResult:
         with self._lock:
             self.calls += 1
+            self.requests.append(request)
         if self.fail_with is not None:
             raise self.fail_with
         steps = int(request.params["steps"])
@@ -67,7 +77,7 @@ class InstantProvider:
         colour = (seed % 256, (seed // 256) % 256, (seed // 65536) % 256)
         buf = io.BytesIO()
         Image.new("RGB", (8, 8), colour).save(buf, format="PNG")
-        usage = Usage(gpu_seconds=self.gpu_seconds, images=1)
+        usage = Usage(gpu_seconds=self.gpu_seconds if self.local else 0.0, images=1)
         return ProviderResult([Output(buf.getvalue(), "image/png", 8, 8)], usage, seed=seed)
 
 

@@ -60,4 +60,25 @@ def test_no_price_is_unpriced_never_zero() -> None:
 
 def test_prices_read_for_people() -> None:
     entries = prices_in_force(load_catalog(), "diffusers", "x", date(2026, 6, 1))
-    assert describe_price(entries) == "$0.6 per GPU hour"
+    assert describe_price(entries) == "$0.60 per GPU hour"
+
+
+def test_openai_images_are_priced_by_size_and_quality() -> None:
+    catalog = load_catalog()
+    on = date(2026, 6, 1)
+    medium = prices_in_force(catalog, "openai", "gpt-image-1", on, {"size": "1024x1024", "quality": "medium"})
+    high_wide = prices_in_force(catalog, "openai", "gpt-image-1", on, {"size": "1536x1024", "quality": "high"})
+    assert cost_of(medium, Usage(images=1)) == 42_000
+    assert cost_of(high_wide, Usage(images=1)) == 250_000
+    assert prices_in_force(catalog, "openai", "gpt-image-1", on, {"size": "999x1"}) == []
+
+
+def test_token_prices_are_published_per_million_and_totals_round_up() -> None:
+    entries = prices_in_force(load_catalog(), "openai", "gpt-4o-mini", date(2026, 6, 1))
+    # 1,000 input tokens at $0.15/M = 150 µ$; 333 output tokens at $0.60/M = 199.8 µ$ → 350 µ$.
+    assert cost_of(entries, Usage(input_tokens=1000, output_tokens=333)) == 350
+    assert describe_price(entries) == "$0.15 per 1M input tokens, $0.60 per 1M output tokens"
+
+
+def test_every_catalog_entry_names_its_source() -> None:
+    assert all(entry.source for entry in load_catalog())
