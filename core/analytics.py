@@ -18,8 +18,10 @@ def _day(conn: Connection):
 
 
 def spend_by_day(conn: Connection, org_id: str, days: int = 30) -> pd.DataFrame:
-    """Per UTC day: spend (micro-USD, priced runs only), generations, failures and unpriced runs."""
-    since = datetime.now(UTC) - timedelta(days=days)
+    """Per UTC day of the last `days`: spend (micro-USD, priced runs), generations, failures, unpriced."""
+    # Whole UTC days: today and the days-1 before it.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = today - timedelta(days=days - 1)
     day = _day(conn).label("day")
     priced_cost = func.coalesce(
         func.sum(case((generations.c.unpriced.is_(False), generations.c.actual_cost_micros))), 0

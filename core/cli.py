@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from importlib.util import find_spec
 from pathlib import Path
@@ -63,10 +62,10 @@ def analytics(
 
     settings = Settings()
     _studio()
-    spec = find_spec("analytics_ui")
+    spec = find_spec("analytics_ui.app")
     if spec is None or spec.origin is None:
-        raise InvalidInput("The analytics app is not installed.")
-    script = Path(spec.origin).parent / "app.py"
+        raise InvalidInput("The analytics app is not installed; reinstall Creator Workspace.")
+    script = Path(spec.origin)
     host = host or settings.analytics_host
     port = port or settings.analytics_port
     typer.echo(f"Creator Analytics on http://{host}:{port}/")
@@ -87,7 +86,9 @@ def analytics(
         "--global.developmentMode",
         "false",
     ]
-    raise typer.Exit(subprocess.call(command))
+    sys.stdout.flush()
+    # Become Streamlit (no child left behind when this process is stopped).
+    os.execv(sys.executable, command)  # noqa: S606 - a fixed argument list, no shell
 
 
 @db_app.command("upgrade")

@@ -35,7 +35,12 @@ def format_usd(micros: int | None, *, places: int | None = None) -> str:
         return "unpriced"
     value = Decimal(micros) / MICROS_PER_USD
     if places is None:
-        places = 2 if abs(micros) >= 10 * MICROS_PER_USD or micros == 0 else 4
+        if abs(micros) >= 10 * MICROS_PER_USD or micros == 0:
+            places = 2
+        elif abs(micros) >= 100:
+            places = 4
+        else:
+            places = 6  # a fraction of a cent (a tiny local run) must never read as $0.0000
     quantum = Decimal(1).scaleb(-places)
     rounded = value.quantize(quantum, rounding=ROUND_HALF_EVEN)
     sign = "-" if rounded < 0 else ""

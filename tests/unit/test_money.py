@@ -31,7 +31,18 @@ def test_fractional_micros_round_up_so_we_never_undercharge() -> None:
 
 @pytest.mark.parametrize(
     ("micros", "text"),
-    [(40_000, "$0.0400"), (12_500_000, "$12.50"), (1_234_000_000, "$1,234.00"), (0, "$0.00"), (None, "unpriced")],
+    [
+        (40_000, "$0.0400"),
+        (12_500_000, "$12.50"),
+        (1_234_000_000, "$1,234.00"),
+        (0, "$0.00"),
+        (None, "unpriced"),
+    ],
 )
 def test_money_formats_for_people(micros: int | None, text: str) -> None:
+    assert format_usd(micros) == text
+
+
+@pytest.mark.parametrize(("micros", "text"), [(14, "$0.000014"), (-3, "-$0.000003"), (100, "$0.0001")])
+def test_a_fraction_of_a_cent_never_reads_as_zero(micros: int, text: str) -> None:
     assert format_usd(micros) == text
