@@ -1,4 +1,5 @@
-"""The local diffusers provider, run on a tiny real Stable Diffusion pipeline built offline."""
+"""The local diffusers provider: text-to-image on a tiny real Stable Diffusion pipeline built offline,
+and which image tasks each kind of checkpoint serves. Edits are in test_diffusers_edits.py."""
 
 import io
 import json
@@ -202,12 +203,20 @@ def test_resolve_rejects_a_folder_without_model_index_json(tmp_path):
         DiffusersProvider().resolve(str(tmp_path))
 
 
-def test_resolve_rejects_a_pipeline_that_needs_more_than_a_prompt(tmp_path):
+def test_resolve_rejects_a_pipeline_that_needs_more_than_a_prompt_and_an_image(tmp_path):
+    index = {"_class_name": "StableDiffusionControlNetPipeline", "text_encoder": ["x", "y"]}
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+
+    with pytest.raises(InvalidInput, match="StableDiffusionControlNetPipeline"):
+        DiffusersProvider().resolve(str(tmp_path))
+
+
+def test_resolve_refuses_text_to_image_from_an_inpainting_checkpoint(tmp_path):
     index = {"_class_name": "StableDiffusionInpaintPipeline", "text_encoder": ["x", "y"]}
     (tmp_path / "model_index.json").write_text(json.dumps(index))
 
     with pytest.raises(InvalidInput, match="StableDiffusionInpaintPipeline"):
-        DiffusersProvider().resolve(str(tmp_path))
+        DiffusersProvider().resolve(str(tmp_path), Task.TEXT_TO_IMAGE)
 
 
 def test_resolve_rejects_something_that_is_neither_a_folder_nor_a_hub_id():
@@ -254,6 +263,88 @@ def test_a_hub_model_missing_offline_is_unavailable_with_the_command_to_fetch_it
 
     with pytest.raises(ModelUnavailable, match="creator models pull creator-tests/not-downloaded"):
         DiffusersProvider().generate(request_for(model), progress=no_progress, cancel=CancelToken())
+
+
+# Which tasks a checkpoint serves
+
+
+@pytest.mark.slow
+def test_each_tiny_model_resolves_to_its_natural_task(
+    tiny_sd_folder, tiny_inpaint_folder, tiny_upscaler_folder
+):
+    provider = DiffusersProvider()
+
+    assert provider.resolve(str(tiny_sd_folder)).task is Task.TEXT_TO_IMAGE
+    assert provider.resolve(str(tiny_inpaint_folder)).task is Task.INPAINT
+    assert provider.resolve(str(tiny_upscaler_folder)).task is Task.UPSCALE
+
+
+@pytest.mark.slow
+def test_a_text_to_image_checkpoint_serves_image_to_image_and_inpainting(tiny_sd_folder):
+    provider = DiffusersProvider()
+
+    for task in (Task.TEXT_TO_IMAGE, Task.IMAGE_TO_IMAGE, Task.INPAINT):
+        assert provider.resolve(str(tiny_sd_folder), task) == ModelRef(
+            "tiny-sd", "diffusers", str(tiny_sd_folder), task
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("folder", "task", "message"),
+    [
+        ("tiny_sd_folder", Task.UPSCALE, "cannot upscale"),
+        ("tiny_upscaler_folder", Task.IMAGE_TO_IMAGE, "can only upscale"),
+        ("tiny_upscaler_folder", Task.TEXT_TO_IMAGE, "can only upscale"),
+        ("tiny_inpaint_folder", Task.IMAGE_TO_IMAGE, "can only inpaint"),
+        ("tiny_inpaint_folder", Task.TEXT_TO_IMAGE, "can only inpaint"),
+        ("tiny_sd_folder", Task.MUSIC, "makes images"),
+    ],
+)
+def test_resolve_refuses_a_task_the_checkpoint_cannot_serve(request, folder, task, message):
+    path = request.getfixturevalue(folder)
+
+    with pytest.raises(InvalidInput, match=message):
+        DiffusersProvider().resolve(str(path), task)
+
+
+def test_a_9_channel_unet_marks_an_inpainting_checkpoint_whatever_its_class(tmp_path):
+    index = {"_class_name": "StableDiffusionPipeline", "text_encoder": ["x", "y"], "unet": ["x", "y"]}
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "config.json").write_text(json.dumps({"in_channels": 9}))
+
+    assert DiffusersProvider().resolve(str(tmp_path)).task is Task.INPAINT
+
+
+def test_resolve_refuses_an_upscaler_other_than_the_x4_one(tmp_path):
+    index = {"_class_name": "StableDiffusionLatentUpscalePipeline", "text_encoder": ["x", "y"]}
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+
+    with pytest.raises(InvalidInput, match="StableDiffusionUpscalePipeline"):
+        DiffusersProvider().resolve(str(tmp_path), Task.UPSCALE)
+
+
+def test_a_hub_model_not_downloaded_yet_is_trusted_with_the_task_asked_for():
+    model = DiffusersProvider().resolve("some-org/some-upscaler", Task.UPSCALE)
+
+    assert model == ModelRef("some-upscaler", "diffusers", "some-org/some-upscaler", Task.UPSCALE)
+    spec = DiffusersProvider().describe(model)
+    assert spec.param("steps").default == 20
+    assert spec.param("guidance_scale").default == 9.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "strength"), [(Task.IMAGE_TO_IMAGE, 0.6), (Task.INPAINT, 1.0)])
+def test_describe_an_edit_offers_strength_and_no_size(tiny_sd_folder, task, strength):
+    provider = DiffusersProvider()
+
+    spec = provider.describe(provider.resolve(str(tiny_sd_folder), task))
+
+    assert spec.task is task
+    assert [p.name for p in spec.params] == ["steps", "guidance_scale", "strength"]
+    param = spec.param("strength")
+    assert (param.kind, param.default, param.minimum, param.maximum) == ("float", strength, 0.0, 1.0)
 
 
 # Plugging in
