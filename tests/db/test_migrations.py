@@ -46,3 +46,23 @@ def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     engine.dispose()
+
+
+def test_an_existing_database_keeps_its_models_through_later_migrations(database_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO models (name, provider, source, task, created_at) "
+                "VALUES ('tiny-sd', 'diffusers', '/models/tiny', 'text-to-image', CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT name, fallbacks FROM models")).one()
+    engine.dispose()
+    assert row.name == "tiny-sd"
+    assert row.fallbacks in ([], "[]")
