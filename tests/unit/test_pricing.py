@@ -67,7 +67,9 @@ def test_openai_images_are_priced_by_size_and_quality() -> None:
     catalog = load_catalog()
     on = date(2026, 6, 1)
     medium = prices_in_force(catalog, "openai", "gpt-image-1", on, {"size": "1024x1024", "quality": "medium"})
-    high_wide = prices_in_force(catalog, "openai", "gpt-image-1", on, {"size": "1536x1024", "quality": "high"})
+    high_wide = prices_in_force(
+        catalog, "openai", "gpt-image-1", on, {"size": "1536x1024", "quality": "high"}
+    )
     assert cost_of(medium, Usage(images=1)) == 42_000
     assert cost_of(high_wide, Usage(images=1)) == 250_000
     assert prices_in_force(catalog, "openai", "gpt-image-1", on, {"size": "999x1"}) == []
