@@ -1,0 +1,1 @@
+"""The Gradio workspace where creators generate media, mounted on the FastAPI server."""
