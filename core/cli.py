@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from core.cli_money import billing_app, budgets_app, credits_app
 from core.errors import CreatorError, InvalidInput
 from core.messages import error_line
 from core.types import Role
@@ -26,6 +27,9 @@ models_app = typer.Typer(help="Models available in the workspace.", no_args_is_h
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
+app.add_typer(budgets_app, name="budgets")
+app.add_typer(credits_app, name="credits")
+app.add_typer(billing_app, name="billing")
 
 
 def _studio():

@@ -22,13 +22,16 @@ def build_studio(
     engine = make_engine(settings.resolved_database_url)
     if migrate:
         upgrade(engine)
-    return Studio(
+    studio = Studio(
         settings=settings,
         engine=engine,
         storage=LocalStorage(settings.resolved_storage_dir),
         registry=registry or ProviderRegistry.from_entry_points(),
         catalog=load_catalog(local_gpu_hourly_usd=_hourly_override(settings)),
     )
+    if migrate:
+        studio.release_expired_holds()  # what a process that died left held
+    return studio
 
 
 def _hourly_override(settings: Settings) -> str | None:

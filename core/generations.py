@@ -46,6 +46,7 @@ class GenerationInfo:
     duration_ms: int | None
     error: str | None
     assets: list[AssetInfo] = field(default_factory=list)
+    hold_id: str | None = None  # the reservation made for it, when a budget or credits applied
 
 
 def start_generation(
@@ -60,9 +61,12 @@ def start_generation(
     estimate: int | None,
     unpriced: bool,
     requested_model: str | None = None,
+    *,
+    generation_id: str | None = None,
+    hold_id: str | None = None,
 ) -> str:
     """Record a generation as running and return its id."""
-    generation_id = new_id()
+    generation_id = generation_id or new_id()
     now = utcnow()
     conn.execute(
         insert(generations).values(
@@ -82,6 +86,7 @@ def start_generation(
             seed=seed,
             estimated_cost_micros=estimate,
             unpriced=unpriced,
+            hold_id=hold_id,
             created_at=now,
             started_at=now,
         )
@@ -230,6 +235,7 @@ def _info(conn: Connection, row: Any) -> GenerationInfo:
         duration_ms=row.duration_ms,
         error=row.error,
         assets=[asset_info(a) for a in asset_rows],
+        hold_id=row.hold_id,
     )
 
 

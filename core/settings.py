@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 
@@ -35,6 +36,22 @@ class Settings(BaseSettings):
     retry_max_wait_s: float = Field(default=10.0, ge=0, le=120, alias="CREATOR_RETRY_MAX_WAIT_S")
     breaker_failures: int = Field(default=3, ge=1, le=100, alias="CREATOR_BREAKER_FAILURES")
     breaker_cooldown_s: float = Field(default=30.0, ge=0, le=3600, alias="CREATOR_BREAKER_COOLDOWN_S")
+    # Money. A hold not settled within this time belongs to a process that died: it is released.
+    # It must outlast the slowest generation (a late settle still records the spending).
+    hold_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600, alias="CREATOR_HOLD_TTL_S")
+    # Platform-paid organizations are charged the catalog price × this markup in credits.
+    platform_markup: Decimal = Field(default=Decimal("1.2"), gt=0, le=100, alias="CREATOR_PLATFORM_MARKUP")
+    # What is held when a cost cannot be estimated yet (a local model's first run on this
+    # machine, an allowed unpriced model): holding $0 would let such runs through any budget.
+    unknown_estimate_usd: Decimal = Field(
+        default=Decimal("0.05"), ge=0, le=1000, alias="CREATOR_UNKNOWN_ESTIMATE_USD"
+    )
+    # Where budget alerts go besides the apps: a webhook (JSON POST) and e-mail over SMTP
+    # (smtp://user:password@host:port, or smtps:// for TLS from the start).
+    alert_webhook_url: str | None = Field(default=None, alias="CREATOR_ALERT_WEBHOOK_URL")
+    smtp_url: SecretStr | None = Field(default=None, alias="CREATOR_SMTP_URL")
+    alert_email_to: str | None = Field(default=None, alias="CREATOR_ALERT_EMAIL_TO")
+    alert_email_from: str = Field(default="creator-workspace@localhost", alias="CREATOR_ALERT_EMAIL_FROM")
 
     @field_validator("provider_keys", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import Engine
 
-from core import accounts, analytics, generations, library, model_library, projects
+from core import accounts, alerts, analytics, generations, library, model_library, projects
 from core.accounts import Principal
 from core.errors import CreatorError, InvalidInput, ProviderError
 from core.params import validate_params
@@ -25,9 +25,9 @@ from core.providers import ProviderRegistry, TinyModelBuilder
 from core.route_planning import estimate_cost, plan_routes
 from core.router import AttemptRecord, CircuitBreaker, Route, Router
 from core.settings import Settings
+from core.studio_money import StudioMoney
 from core.types import (
     CancelToken,
-    GenerationStatus,
     ModelRef,
     ModelSpec,
     ProgressCallback,
@@ -37,6 +37,7 @@ from core.types import (
     Task,
     no_progress,
 )
+from db.schema import new_id
 from db.storage import BlobStorage
 
 MAX_SEED = 2**32 - 1
@@ -81,8 +82,11 @@ class ModelInfo:
         return describe_price(self.prices)
 
 
-class Studio:
-    """Creator Workspace's public API. Build one with `core.composition.build_studio`."""
+class Studio(StudioMoney):
+    """Creator Workspace's public API. Build one with `core.composition.build_studio`.
+
+    Budgets, alerts, credits and reservations are in core.studio_money (inherited).
+    """
 
     def __init__(
         self,
@@ -116,10 +120,10 @@ class Studio:
         with self.engine.begin() as conn:
             return accounts.authenticate(conn, email, password)
 
-    def principal(self, email: str) -> Principal:
-        """The principal of an already authenticated user (by e-mail)."""
+    def principal(self, email: str, org: str | None = None) -> Principal:
+        """The principal of an already authenticated user (by e-mail), in their first or `org`."""
         with self.engine.begin() as conn:
-            return accounts.principal_for(conn, email)
+            return accounts.principal_for(conn, email, org)
 
     def sole_principal(self) -> Principal:
         """The only member, for scripts on a one-person install; InvalidInput when there are more."""
@@ -225,7 +229,14 @@ class Studio:
         progress: ProgressCallback = no_progress,
         cancel: CancelToken | None = None,
     ) -> generations.GenerationInfo:
-        """Validate, authorize, price, route (with retries and fallback), store and record."""
+        """Validate, authorize, price, reserve, route (with retries and fallback), store, record
+        and settle.
+
+        Before any provider is called, the first route's worst-case estimate is held against every
+        budget that applies (and the credits, when the platform pays); a refusal raises
+        BudgetExceeded or InsufficientCredits and records nothing. Fallback routes that could cost
+        more than what is held are left out, so spending never passes what was reserved.
+        """
         req = _checked(request)
         principal.require(Role.CREATOR, "generate")
         cancel = cancel or CancelToken()
@@ -237,10 +248,18 @@ class Studio:
             routes = plan_routes(
                 conn, self.registry, self.catalog, self.settings, chosen.ref, params, req.prompt, req.route
             )
+            payer = self._payer(conn, principal, project)
         first = routes[0]
+        held = self._held_amount(first)
+        if payer.needs_hold:  # a fallback may not cost more than what is held
+            routes = [first, *(r for r in routes[1:] if self._held_amount(r) <= held)]
         seed = req.seed if req.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        if payer.needs_hold:
+            self._sweep_expired_holds()
+        generation_id, hold_id = new_id(), (new_id() if payer.needs_hold else None)
+        # One transaction: the generation row, then the hold; a refused hold rolls back both.
         with self.engine.begin() as conn:
-            generation_id = generations.start_generation(
+            generations.start_generation(
                 conn,
                 principal,
                 project.id,
@@ -252,7 +271,11 @@ class Studio:
                 first.estimate,
                 not first.prices,
                 requested_model=chosen.ref.name,
+                generation_id=generation_id,
+                hold_id=hold_id,
             )
+            if hold_id is not None:
+                self._place_hold(conn, payer, hold_id, generation_id, held)
 
         def call(route: Route) -> ProviderResult:
             provider = self.registry.get(route.model.provider)
@@ -281,7 +304,7 @@ class Studio:
         try:
             route, result = self.router.run(routes, call, on_attempt, cancel)
         except CreatorError as exc:
-            self._record_failure(generation_id, exc)
+            self._record_failure(principal, generation_id, hold_id, exc)
             raise
         used_seed = result.seed if result.seed is not None else seed
         recipe = {
@@ -296,27 +319,32 @@ class Studio:
         }
         unpriced = not route.prices
         cost = cost_of(route.prices, result.usage)
-        with self.engine.begin() as conn:
-            for output in result.outputs:
-                library.store_output(conn, self.storage, principal, project.id, generation_id, output, recipe)
-            generations.finish_generation(
-                conn,
-                generation_id,
-                seed=used_seed,
-                usage=result.usage,
-                cost=cost,
-                served_by=route.model,
-                params=route.params,
-                unpriced=unpriced,
-            )
+        fired: list[alerts.AlertInfo] = []
+        try:
+            with self.engine.begin() as conn:
+                for output in result.outputs:
+                    library.store_output(
+                        conn, self.storage, principal, project.id, generation_id, output, recipe
+                    )
+                generations.finish_generation(
+                    conn,
+                    generation_id,
+                    seed=used_seed,
+                    usage=result.usage,
+                    cost=cost,
+                    served_by=route.model,
+                    params=route.params,
+                    unpriced=unpriced,
+                )
+                fired = self._settle(conn, hold_id, cost)  # last: budget rows stay locked until commit
+        except Exception:
+            # The vendor did the work (and charged for it) even though we could not store it.
+            error = ProviderError("The result could not be stored.")
+            self._record_failure(principal, generation_id, hold_id, error, served=True, cost=cost)
+            raise
+        alerts.deliver_in_background(self.settings, fired, principal.org_name)
+        with self.engine.connect() as conn:
             return generations.get_generation(conn, principal, generation_id)
-
-    def _record_failure(self, generation_id: str, error: CreatorError) -> None:
-        status = GenerationStatus.CANCELED if error.code == "canceled" else GenerationStatus.FAILED
-        with self.engine.begin() as conn:
-            generations.fail_generation(
-                conn, generation_id, status=status, code=error.code, message=error.message
-            )
 
     def generations(
         self, principal: Principal, project: str | None = None, limit: int = 50

@@ -9,7 +9,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -126,6 +128,8 @@ generations = Table(
     # True when no price was in force: such a generation is counted apart, never as $0.
     Column("unpriced", Boolean, nullable=False, default=False),
     Column("usage", JSON, nullable=True),
+    # The reservation made for it (holds.id) when a budget or the credit balance applied.
+    Column("hold_id", String(32), nullable=True),
     _created(),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
@@ -182,4 +186,111 @@ attempts = Table(
     Column("http_status", Integer, nullable=True),
     Index("ix_attempts_org_started", "org_id", "started_at"),
     Index("ix_attempts_provider_model_started", "provider", "model", "started_at"),
+)
+
+
+# --- money: budgets, reservations (holds), alerts and credits ----------------------------------
+
+# A hard spending limit on an organization, a project or a member, per period.
+budgets = Table(
+    "budgets",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("scope", String(20), nullable=False),  # org, project, member
+    # What the budget limits: the organization's, project's or member's (user's) id.
+    Column("target_id", String(32), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("period", String(20), nullable=False),  # monthly, weekly, none
+    Column("limit_micros", BigInteger, nullable=False),
+    # Percentages of the limit that raise an alert, once each per period.
+    Column("thresholds", JSON, nullable=False, default=lambda: [50, 80, 100]),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    UniqueConstraint("org_id", "scope", "target_id", name="uq_budgets_org_scope_target"),
+    CheckConstraint("limit_micros >= 0", name="limit_not_negative"),
+)
+
+# What a budget has spent and holds in one period; the row reservations update atomically.
+budget_periods = Table(
+    "budget_periods",
+    metadata,
+    Column("budget_id", String(32), ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True),
+    Column("period_start", Date, primary_key=True),  # a UTC date; 1970-01-01 for period "none"
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("spent_micros", BigInteger, nullable=False, default=0),
+    Column("held_micros", BigInteger, nullable=False, default=0),
+    CheckConstraint("spent_micros >= 0", name="spent_not_negative"),
+    CheckConstraint("held_micros >= 0", name="held_not_negative"),
+)
+
+# A reservation: the worst-case cost held before a provider is called, settled or released after.
+holds = Table(
+    "holds",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("generation_id", String(32), ForeignKey("generations.id", ondelete="SET NULL"), nullable=True),
+    Column("status", String(20), nullable=False),  # held, settled, released, expired
+    Column("amount_micros", BigInteger, nullable=False),  # held against each budget below
+    # Held against the credit balance when the organization pays through the platform; else NULL.
+    Column("credit_micros", BigInteger, nullable=True),
+    # The budget periods held against: [{"id": budget id, "period": "YYYY-MM-DD", "label": …}, …].
+    Column("budgets", JSON, nullable=False, default=list),
+    Column("actual_micros", BigInteger, nullable=True),  # the cost it was settled to
+    _created(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("amount_micros >= 0", name="amount_not_negative"),
+    CheckConstraint("credit_micros >= 0", name="credit_not_negative"),
+    Index("ix_holds_status_expires", "status", "expires_at"),
+)
+
+# A budget threshold reached: one row per budget, period and threshold.
+alerts = Table(
+    "alerts",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("budget_id", String(32), ForeignKey("budgets.id", ondelete="CASCADE"), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("spent_micros", BigInteger, nullable=False),
+    Column("limit_micros", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+    _created(),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("acknowledged_by", String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    UniqueConstraint("budget_id", "period_start", "threshold", name="uq_alerts_budget_period_threshold"),
+    Index("ix_alerts_org_created", "org_id", "created_at"),
+)
+
+# Prepaid credits of an organization that pays through the platform's keys.
+credit_accounts = Table(
+    "credit_accounts",
+    metadata,
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("balance_micros", BigInteger, nullable=False, default=0),
+    Column("held_micros", BigInteger, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    CheckConstraint("balance_micros >= 0", name="balance_not_negative"),
+    CheckConstraint("held_micros >= 0", name="held_not_negative"),
+    CheckConstraint("held_micros <= balance_micros", name="held_within_balance"),
+)
+
+# Append-only: every change to a credit account, once (the idempotency key is unique).
+# The account's balance is the sum of amount_micros; its held amount the sum of held_change_micros.
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    _id(),
+    Column("org_id", String(32), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),  # grant, purchase, hold, capture, release, refund, expiry
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("held_change_micros", BigInteger, nullable=False, default=0),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("reference", String(500), nullable=False, default=""),
+    _created(),
+    Index("ix_credit_ledger_org_created", "org_id", "created_at"),
 )
