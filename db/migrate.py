@@ -21,17 +21,17 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database up to `revision` (head by default)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database up to `revision` (every head by default, so parallel branches all apply)."""
     command.upgrade(alembic_config(engine), revision)
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it has never been migrated."""
+def current_revisions(engine: Engine) -> set[str]:
+    """The revisions the database is at (empty when it has never been migrated)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return set(MigrationContext.configure(conn).get_current_heads())
 
 
-def head_revision(engine: Engine) -> str | None:
-    """The newest revision our migrations know."""
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+def head_revisions(engine: Engine) -> set[str]:
+    """The newest revisions our migrations know (one per branch)."""
+    return set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
