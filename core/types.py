@@ -30,12 +30,20 @@ class Task(StrEnum):
     SPEECH = "speech"
     TEXT = "text"
     VIDEO = "video"
+    # Audio tools: they take an audio input (ProviderRequest.inputs["audio"]).
+    STEMS = "stems"
+    CLEANUP = "cleanup"
+    MASTER = "master"
+    TRANSCRIBE = "transcribe"
+    MIDI = "midi"
 
     @property
     def modality(self) -> Modality:
         """The modality this task produces."""
-        if self in (Task.SOUND_EFFECT, Task.MUSIC, Task.SPEECH):
+        if self in (Task.SOUND_EFFECT, Task.MUSIC, Task.SPEECH, Task.STEMS, Task.CLEANUP, Task.MASTER):
             return Modality.AUDIO
+        if self in (Task.TRANSCRIBE, Task.MIDI):
+            return Modality.TEXT
         if self is Task.TEXT:
             return Modality.TEXT
         if self is Task.VIDEO:
