@@ -40,9 +40,17 @@ class Task(StrEnum):
     @property
     def modality(self) -> Modality:
         """The modality this task produces."""
-        if self in (Task.SOUND_EFFECT, Task.MUSIC, Task.SPEECH, Task.STEMS, Task.CLEANUP, Task.MASTER):
+        if self in (
+            Task.SOUND_EFFECT,
+            Task.MUSIC,
+            Task.SPEECH,
+            Task.STEMS,
+            Task.CLEANUP,
+            Task.MASTER,
+            Task.MIDI,
+        ):
             return Modality.AUDIO
-        if self in (Task.TRANSCRIBE, Task.MIDI):
+        if self is Task.TRANSCRIBE:
             return Modality.TEXT
         if self is Task.TEXT:
             return Modality.TEXT
